@@ -1,20 +1,23 @@
 """Limited-memory BFGS with a strong Wolfe line search, on float32 NumPy vectors.
 
-The objective is any callable returning (value, gradient) for a flat parameter vector.
-This replaces scipy.optimize's L-BFGS-B for training: its Fortran bookkeeping costs
-about as much per iteration as the autoencoder's whole cost evaluation at 314,584
-parameters. The search directions follow Nocedal and Wright, "Numerical Optimization"
-(2nd ed.), Algorithm 7.4 (two-loop recursion) and Algorithms 3.5-3.6 (line search).
+The objective is any callable returning (value, gradient) for a flat parameter vector,
+optionally followed by a third item (for example the cost terms) that is passed on to
+the callback with the accepted point. This replaces scipy.optimize's L-BFGS-B for
+training: at 314,584 parameters its bookkeeping costs about as much per iteration as
+the autoencoder's cost evaluation (benchmarks/train_speed.py compares the two), while
+the two-loop recursion below costs a few milliseconds. The search directions follow
+Nocedal and Wright, "Numerical Optimization" (2nd ed.), Algorithm 7.4 (two-loop
+recursion) and Algorithms 3.5-3.6 (line search).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+Objective = Callable[[np.ndarray], tuple]
 
 
 @dataclass
@@ -24,15 +27,25 @@ class LBFGSResult:
     gradient: np.ndarray
     iterations: int
     evaluations: int
-    stop_reason: str
+    stop_reason: str  # max_iterations, gradient_tolerance, no_decrease or stopped
+    info: Any = None  # the objective's third return value at x, if it returns one
+
+
+@dataclass
+class LineSearchResult:
+    step: float  # 0.0 when no point with a lower value was found
+    value: float
+    trial: Any  # what evaluate(step) returned with the value and slope; None for step 0
+    evaluations: int
+    wolfe: bool  # True when the strong Wolfe conditions hold at step
 
 
 class StopOptimization(Exception):
-    """Raised by a callback to end the run early; the best point so far is kept."""
+    """Raised by a callback to end the run early; the current iterate is kept."""
 
 
 def _cubic_minimiser(a, fa, ga, b, fb, gb):
-    """Minimiser of the cubic through (a, fa, ga) and (b, fb, gb), or None."""
+    """Return the minimiser of the cubic through (a, fa, ga) and (b, fb, gb), or None."""
     d1 = ga + gb - 3.0 * (fa - fb) / (a - b)
     radicand = d1 * d1 - ga * gb
     if radicand < 0:
@@ -45,7 +58,7 @@ def _cubic_minimiser(a, fa, ga, b, fb, gb):
 
 
 def _interpolate(a, fa, ga, b, fb, gb):
-    """A trial step between a and b, kept away from both ends."""
+    """Return a trial step between a and b, kept at least 10% of the gap from both ends."""
     low, high = min(a, b), max(a, b)
     trial = _cubic_minimiser(a, fa, ga, b, fb, gb)
     margin = 0.1 * (high - low)
@@ -54,59 +67,91 @@ def _interpolate(a, fa, ga, b, fb, gb):
     return trial
 
 
-def strong_wolfe_search(evaluate, f0, g0_dot_d, step, c1=1e-4, c2=0.9, max_evaluations=25):
-    """Find a step length t satisfying the strong Wolfe conditions along a direction.
+def strong_wolfe_search(evaluate, f0, slope0, step, c1=1e-4, c2=0.9, max_evaluations=25):
+    """Find a step length t satisfying the strong Wolfe conditions along a descent direction.
 
-    `evaluate(t)` returns (f(x + t d), gradient there, directional derivative). Returns
-    (t, f, gradient, evaluations); t is 0.0 when no decrease was found.
+    `evaluate(t)` returns (value, slope, trial): f(x + t d), the directional derivative
+    there, and anything the caller wants back for the accepted step (the point and its
+    gradient, say). f0 and slope0 < 0 are the value and slope at t = 0. When no step
+    satisfies both conditions within max_evaluations, the step with the lowest value
+    seen is returned with wolfe=False.
     """
-    previous_t, previous_f, previous_slope = 0.0, f0, g0_dot_d
-    best = (0.0, f0, None)
+    previous = (0.0, f0, slope0)
+    best = LineSearchResult(0.0, f0, None, 0, False)
     evaluations = 0
     t = step
 
-    # Bracketing phase: grow t until the interval [previous_t, t] contains a good step.
-    while evaluations < max_evaluations:
-        f, g, slope = evaluate(t)
+    def sufficient_decrease(t, f):
+        return np.isfinite(f) and f <= f0 + c1 * t * slope0
+
+    def record(t, f, trial):
+        nonlocal best
+        if np.isfinite(f) and f < best.value:
+            best = LineSearchResult(t, f, trial, 0, False)
+
+    def accept(t, f, trial):
+        return LineSearchResult(t, f, trial, evaluations, True)
+
+    # Bracketing phase: grow t until [low, high] is known to contain a good step.
+    while True:
+        if evaluations >= max_evaluations:
+            best.evaluations = evaluations
+            return best
+        f, slope, trial = evaluate(t)
         evaluations += 1
-        if np.isfinite(f) and f < best[1]:
-            best = (t, f, g)
-        if not np.isfinite(f) or f > f0 + c1 * t * g0_dot_d or (evaluations > 1 and f >= previous_f):
-            low = (previous_t, previous_f, previous_slope)
-            high = (t, f if np.isfinite(f) else np.inf, slope if np.isfinite(f) else np.inf)
+        record(t, f, trial)
+        if not sufficient_decrease(t, f) or (evaluations > 1 and f >= previous[1]):
+            low, high = previous, (t, f if np.isfinite(f) else np.inf, slope)
             break
-        if abs(slope) <= -c2 * g0_dot_d:
-            return t, f, g, evaluations
+        if abs(slope) <= -c2 * slope0:
+            return accept(t, f, trial)
         if slope >= 0:
-            low = (t, f, slope)
-            high = (previous_t, previous_f, previous_slope)
+            low, high = (t, f, slope), previous
             break
-        previous_t, previous_f, previous_slope = t, f, slope
+        previous = (t, f, slope)
         t = 2.0 * t
-    else:
-        return best[0], best[1], best[2], evaluations
 
     # Zoom phase: shrink the bracket until the strong Wolfe conditions hold.
     while evaluations < max_evaluations:
-        if np.isfinite(high[1]) and np.isfinite(high[2]):
-            t = _interpolate(low[0], low[1], low[2], high[0], high[1], high[2])
-        else:
-            t = 0.5 * (low[0] + high[0])
         if abs(high[0] - low[0]) < 1e-12 * max(1.0, abs(low[0])):
             break
-        f, g, slope = evaluate(t)
+        if np.isfinite(high[1]) and np.isfinite(high[2]):
+            t = _interpolate(*low, *high)
+        else:
+            t = 0.5 * (low[0] + high[0])
+        f, slope, trial = evaluate(t)
         evaluations += 1
-        if np.isfinite(f) and f < best[1]:
-            best = (t, f, g)
-        if not np.isfinite(f) or f > f0 + c1 * t * g0_dot_d or f >= low[1]:
-            high = (t, f if np.isfinite(f) else np.inf, slope if np.isfinite(f) else np.inf)
+        record(t, f, trial)
+        if not sufficient_decrease(t, f) or f >= low[1]:
+            high = (t, f if np.isfinite(f) else np.inf, slope)
             continue
-        if abs(slope) <= -c2 * g0_dot_d:
-            return t, f, g, evaluations
+        if abs(slope) <= -c2 * slope0:
+            return accept(t, f, trial)
         if slope * (high[0] - low[0]) >= 0:
             high = low
         low = (t, f, slope)
-    return best[0], best[1], best[2], evaluations
+    best.evaluations = evaluations
+    return best
+
+
+def _two_loop_direction(gradient, s_history, y_history, rho_history):
+    """Return -H g, with H the L-BFGS inverse Hessian estimate from the stored pairs."""
+    q = gradient.copy()
+    alphas = []
+    for s, y, rho in zip(reversed(s_history), reversed(y_history), reversed(rho_history)):
+        alpha = rho * float(np.dot(s, q))
+        q -= np.float32(alpha) * y
+        alphas.append(alpha)
+
+    # Scale the initial Hessian by s'y / y'y of the newest pair.
+    if s_history:
+        s, y = s_history[-1], y_history[-1]
+        q *= np.float32(float(np.dot(s, y)) / float(np.dot(y, y)))
+
+    for s, y, rho, alpha in zip(s_history, y_history, rho_history, reversed(alphas)):
+        beta = rho * float(np.dot(y, q))
+        q += np.float32(alpha - beta) * s
+    return np.negative(q, out=q)
 
 
 def minimize_lbfgs(
@@ -115,16 +160,19 @@ def minimize_lbfgs(
     max_iterations: int,
     history_size: int = 10,
     gradient_tolerance: float = 1e-5,
-    callback: Callable[[int, np.ndarray, float], None] | None = None,
+    callback: Callable[..., None] | None = None,
 ) -> LBFGSResult:
     """Minimise `objective` from x0 for at most max_iterations L-BFGS iterations.
 
-    `callback(iteration, x, value)` runs after each iteration and may raise
-    StopOptimization to end the run. Stops early when the largest gradient component
-    falls below gradient_tolerance or the line search finds no decrease.
+    `callback(iteration, x, value)` runs after each iteration, with the objective's
+    third return value as a fourth argument when it returns one, and may raise
+    StopOptimization to end the run. The run also stops when the largest gradient
+    component falls below gradient_tolerance or the line search finds no decrease.
+    All vector arithmetic is float32; x passed to the callback is never modified later.
     """
-    x = np.array(x0, dtype=np.float32)
-    f, g = objective(x)
+    x = np.array(x0, dtype=np.float32).ravel()
+    value, gradient, *info = objective(x)
+    gradient = np.asarray(gradient, dtype=np.float32)
     evaluations = 1
     s_history: list[np.ndarray] = []
     y_history: list[np.ndarray] = []
@@ -133,63 +181,53 @@ def minimize_lbfgs(
     iteration = 0
 
     while iteration < max_iterations:
-        if float(np.max(np.abs(g))) < gradient_tolerance:
+        if float(np.max(np.abs(gradient))) < gradient_tolerance:
             stop_reason = "gradient_tolerance"
             break
 
-        # Two-loop recursion: direction = -H g.
-        q = g.astype(np.float64)
-        alphas = []
-        for s, y, rho in zip(reversed(s_history), reversed(y_history), reversed(rho_history)):
-            alpha = rho * float(np.dot(s, q))
-            q -= alpha * y
-            alphas.append(alpha)
-        if s_history:
-            gamma = float(np.dot(s_history[-1], y_history[-1])) / float(np.dot(y_history[-1], y_history[-1]))
-        else:
-            gamma = 1.0
-        r = gamma * q
-        for (s, y, rho), alpha in zip(zip(s_history, y_history, rho_history), reversed(alphas)):
-            beta = rho * float(np.dot(y, r))
-            r += (alpha - beta) * s
-        direction = (-r).astype(np.float32)
-        slope0 = float(np.dot(g.astype(np.float64), direction))
-        if slope0 >= 0:  # not a descent direction: restart from steepest descent
+        direction = _two_loop_direction(gradient, s_history, y_history, rho_history)
+        slope0 = float(np.dot(gradient, direction))
+        if not slope0 < 0:  # not a descent direction: restart from steepest descent
             s_history.clear(), y_history.clear(), rho_history.clear()
-            direction = -g
-            slope0 = -float(np.dot(g.astype(np.float64), g))
+            direction = -gradient
+            slope0 = -float(np.dot(gradient, gradient))
 
-        # Line search along the direction; the first step is scaled as minFunc does.
-        first_step = 1.0 if s_history else min(1.0, 1.0 / max(float(np.sum(np.abs(g))), 1e-12))
+        # Line search; without curvature pairs the first step is 1 / sum|g|, as in minFunc.
+        first_step = 1.0 if s_history else min(1.0, 1.0 / max(float(np.sum(np.abs(gradient))), 1e-12))
 
         def evaluate(t):
-            value, gradient = objective(x + np.float32(t) * direction)
-            return value, gradient, float(np.dot(gradient.astype(np.float64), direction))
+            point = x + np.float32(t) * direction
+            trial_value, trial_gradient, *trial_info = objective(point)
+            trial_gradient = np.asarray(trial_gradient, dtype=np.float32)
+            slope = float(np.dot(trial_gradient, direction))
+            return float(trial_value), slope, (point, trial_gradient, trial_info)
 
-        t, f_new, g_new, used = strong_wolfe_search(evaluate, f, slope0, first_step)
-        evaluations += used
-        if t == 0.0 or g_new is None:
+        search = strong_wolfe_search(evaluate, float(value), slope0, first_step)
+        evaluations += search.evaluations
+        if search.step == 0.0:
             stop_reason = "no_decrease"
             break
 
-        # Update the curvature history and the iterate.
-        s = np.float32(t) * direction
-        y = g_new - g
-        sy = float(np.dot(s.astype(np.float64), y))
-        if sy > 1e-10 * float(np.dot(y.astype(np.float64), y)):
+        # Keep the curvature pair when s'y > 0, so H stays positive definite.
+        new_x, new_gradient, new_info = search.trial
+        s = new_x - x
+        y = new_gradient - gradient
+        sy = float(np.dot(s, y))
+        if sy > 1e-10 * float(np.dot(y, y)):
             s_history.append(s)
             y_history.append(y)
             rho_history.append(1.0 / sy)
             if len(s_history) > history_size:
-                s_history.pop(0), y_history.pop(0), rho_history.pop(0)
-        x = x + s
-        f, g = f_new, g_new
+                del s_history[0], y_history[0], rho_history[0]
+        x, value, gradient, info = new_x, search.value, new_gradient, new_info
         iteration += 1
+
         if callback is not None:
             try:
-                callback(iteration, x, f)
+                callback(iteration, x, value, *info)
             except StopOptimization:
                 stop_reason = "stopped"
                 break
 
-    return LBFGSResult(x, float(f), g, iteration, evaluations, stop_reason)
+    return LBFGSResult(x, float(value), gradient, iteration, evaluations, stop_reason,
+                       info[0] if info else None)

@@ -13,17 +13,12 @@ KL(rho || r) = rho log(rho / r) + (1 - rho) log((1 - rho) / (1 - r)).
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-from dataclasses import dataclass  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from .config import N_PIXELS  # noqa: E402
+from .config import N_PIXELS
+from .tf_quiet import keras, tf
 
 COST_TERMS = ("reconstruction", "weight_decay", "sparsity")
 

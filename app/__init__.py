@@ -1,0 +1,1 @@
+"""Streamlit tabs of SAE Explorer; each module lays out one tab and calls sae_core."""

