@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,9 @@ from app.autoencoder import (
     render_sparsity_comparison,
 )
 from app.context import AppContext
-from sae_core.config import ORIGINAL_SPARSITY_TARGETS, SAEConfig
+from app.inspector import render_inspector
+from app.lab import render_lab
+from sae_core.config import N_PIXELS, ORIGINAL_SPARSITY_TARGETS, SAEConfig
 from sae_core.data import EMBEDDED, KERAS, Dataset, load_dataset
 from sae_core.jobs import JobBoard
 from sae_core.store import ModelStore, TrainedModel
@@ -36,6 +37,10 @@ POLL_SECONDS = 0.5
 st.set_page_config(page_title="SAE Explorer", layout="wide")
 
 
+def render_experiment(ctx: AppContext) -> None:
+    st.info("The semi-supervised experiment is being built.")
+
+
 @st.cache_resource(show_spinner="Loading digits…", max_entries=3)
 def get_dataset(source: str) -> Dataset:
     return load_dataset(source)
@@ -44,21 +49,6 @@ def get_dataset(source: str) -> Dataset:
 @st.cache_resource
 def get_job_board() -> JobBoard:
     return JobBoard(ModelStore(USER_MODELS, read_only_roots=[SHIPPED_MODELS]))
-
-
-@st.cache_resource(max_entries=12, show_spinner=False)
-def lookup_model(config_key: str, source: str, fingerprint: str) -> TrainedModel | None:
-    """A bounded in-memory cache in front of the model store on disk."""
-    model, problem = get_job_board().store.lookup(SAEConfig.from_dict(_json(config_key)), get_dataset(source))
-    if problem:
-        st.session_state["store_problem"] = problem
-    return model
-
-
-def _json(text: str) -> dict:
-    import json
-
-    return json.loads(text)
 
 
 def sidebar() -> tuple[str, dict, bool]:
@@ -123,15 +113,50 @@ def show_progress(job_key: str) -> None:
             st.rerun(scope="app")
         progress = snapshot.progress
         if progress is None:
-            st.progress(0.0, text="Training: starting…")
+            st.progress(0.0, text=f"Training ρ = {job.config.sparsity_target:g}: starting…")
             return
         st.progress(progress.iteration / progress.max_iterations,
-                    text=f"Training: {progress.line()}  ({progress.seconds:.1f} s)")
+                    text=f"Training ρ = {job.config.sparsity_target:g}: {progress.line()} "
+                         f"({progress.seconds:.1f} s)")
         n_features = min(100, progress.n_hidden)
-        W1 = np.asarray(progress.parameters[: n_features * 784]).reshape(n_features, 784)
+        W1 = np.asarray(progress.parameters[: n_features * N_PIXELS]).reshape(n_features, N_PIXELS)
         render_feature_mosaic(W1, f"W1 at iteration {progress.iteration} (training)")
 
     poll()
+
+
+def request_model(config: SAEConfig, dataset: Dataset, warm: bool) -> tuple[TrainedModel | None, str | None]:
+    """The model for the sliders, or (None, key of the job now training it)."""
+    board = get_job_board()
+    model, problem = board.find(config, dataset)
+    if problem:
+        st.warning(f"A stored model could not be used, so it is being retrained: {problem}")
+    if model is not None:
+        return model, None
+
+    shown: TrainedModel | None = st.session_state.get("shown_model")
+    usable = warm and shown is not None and shown.config.n_hidden == config.n_hidden
+    job_key, job = board.start(config, dataset, start_from=shown if usable else None)
+    job.wait(timeout=0.3)  # a tiny config finishes within this run
+    snapshot = job.snapshot()
+    if snapshot.state == "done":
+        return snapshot.model, None
+    if snapshot.state == "failed":
+        st.error(f"Training failed: {snapshot.error}")
+        return None, None
+    return None, job_key
+
+
+def train_missing_sparsities(ctx: AppContext, missing: list[float]) -> str | None:
+    """Train the first missing rho of the comparison sheet; returns its job key."""
+    if not missing or not st.session_state.get("train_missing"):
+        return None
+    board = get_job_board()
+    if board.running() is not None:
+        return None
+    config = dataclasses.replace(ctx.config, sparsity_target=missing[0])
+    job_key, job = board.start(config, ctx.dataset)
+    return job_key if job.snapshot().state == "running" else None
 
 
 def main() -> None:
@@ -154,34 +179,20 @@ def main() -> None:
     st.caption(f"Data: {dataset.provenance} · {len(dataset):,} digits, "
                f"{config.n_samples:,} used for training")
 
-    # The model for the sliders: from memory or disk at once, else trained in the background.
-    shown: TrainedModel | None = st.session_state.get("shown_model")
-    model = lookup_model(config.key(), source, dataset.fingerprint)
-    job_key = None
-    if model is None:
-        start_from = shown if warm and shown is not None and shown.config.n_hidden == config.n_hidden else None
-        job_key = f"{config.key()}|{dataset.fingerprint}|{'warm' if start_from else 'cold'}"
-        job = get_job_board().start(job_key, config, dataset, start_from)
-        job.wait(timeout=0.3)  # a tiny config finishes within this run
-        snapshot = job.snapshot()
-        if snapshot.state == "done":
-            model, job_key = snapshot.model, None
-        elif snapshot.state == "failed":
-            st.error(f"Training failed: {snapshot.error}")
-            job_key = None
+    model, job_key = request_model(config, dataset, warm)
     if model is not None:
-        shown = model
         st.session_state["shown_model"] = model
-    if problem := st.session_state.pop("store_problem", None):
-        st.warning(f"A stored model could not be used and was retrained: {problem}")
-
-    tab_names = ["Autoencoder", "Digit lab", "Feature inspector", "Semi-supervised"]
-    tabs = st.tabs(tab_names)
+    shown: TrainedModel | None = st.session_state.get("shown_model")
+    if shown is not None and shown.metrics.get("data_fingerprint") not in (None, dataset.fingerprint):
+        shown = None  # trained on another data set
     ctx = make_context(shown, dataset, source) if shown is not None else None
     if ctx is not None and job_key is not None:
-        st.sidebar.info("Training the new settings; the results on screen are from the previous ones.")
+        st.info("Training the new settings; the results below are from the previous ones "
+                "until it finishes.")
 
-    with tabs[0]:
+    autoencoder_tab, lab_tab, inspector_tab, experiment_tab = st.tabs(
+        ["Autoencoder", "Digit lab", "Feature inspector", "Semi-supervised"])
+    with autoencoder_tab:
         if ctx is not None:
             render_metrics(ctx)
         left, right = st.columns(2)
@@ -196,32 +207,35 @@ def main() -> None:
             if ctx is not None:
                 render_reconstructions(ctx)
         if ctx is not None:
+            board = get_job_board()
             models_by_rho = {
-                rho: lookup_model(dataclasses.replace(ctx.config, sparsity_target=rho).key(),
-                                  source, dataset.fingerprint)
+                rho: board.find(dataclasses.replace(ctx.config, sparsity_target=rho), dataset)[0]
                 for rho in ORIGINAL_SPARSITY_TARGETS
             }
             missing = render_sparsity_comparison(models_by_rho, ctx)
             if missing:
-                st.caption("Not trained yet for these settings: ρ = "
-                           + ", ".join(f"{rho:g}" for rho in missing)
-                           + ". Move the ρ slider to each value to train it.")
+                st.caption("Not trained yet with these settings: ρ = "
+                           + ", ".join(f"{rho:g}" for rho in missing))
+                st.toggle("Train the missing ones in the background", key="train_missing")
+                sheet_job = train_missing_sparsities(ctx, missing) if job_key is None else None
+                if sheet_job is not None:
+                    show_progress(sheet_job)
 
-    for tab, module_name, function_name in (
-        (tabs[1], "app.lab", "render_lab"),
-        (tabs[2], "app.inspector", "render_inspector"),
-        (tabs[3], "app.experiment", "render_experiment"),
-    ):
-        with tab:
-            if ctx is None:
-                st.info("The first model is training; this tab opens when it is ready.")
-                continue
-            try:
-                module = __import__(module_name, fromlist=[function_name])
-            except ModuleNotFoundError:
-                st.info("Coming soon.")
-                continue
-            getattr(module, function_name)(ctx)
+    with lab_tab:
+        if ctx is None:
+            st.info("The first model is training; this tab opens when it is ready.")
+        else:
+            render_lab(ctx)
+    with inspector_tab:
+        if ctx is None:
+            st.info("The first model is training; this tab opens when it is ready.")
+        else:
+            render_inspector(ctx)
+    with experiment_tab:
+        if ctx is None:
+            st.info("The first model is training; this tab opens when it is ready.")
+        else:
+            render_experiment(ctx)
 
 
 main()

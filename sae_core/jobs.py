@@ -35,8 +35,9 @@ class TrainingJob:
     """Load or train one config on one data set in a daemon thread."""
 
     def __init__(self, store: ModelStore, config: SAEConfig, dataset: Dataset,
-                 start_from: TrainedModel | None = None):
+                 start_from: TrainedModel | None = None, on_done=None):
         self.config = config
+        self._on_done = on_done
         self._store = store
         self._dataset = dataset
         self._start_from = start_from
@@ -60,9 +61,12 @@ class TrainingJob:
         try:
             model = self._store.get_or_train(self.config, self._dataset, progress=self._on_progress,
                                              start_from=self._start_from)
+            if self._cancelled.is_set():
+                return
             with self._lock:
-                if not self._cancelled.is_set():
-                    self._model = model
+                self._model = model
+            if self._on_done is not None:
+                self._on_done(model)
         except Exception as error:  # reported to the UI, which shows it
             logger.exception("training failed for %s", self.config)
             with self._lock:
@@ -90,35 +94,73 @@ class TrainingJob:
 
 
 class JobBoard:
-    """The jobs of one app process, keyed by whatever identifies a request, bounded in size.
+    """The models and training jobs of one app process, both bounded in number.
 
-    Starting a job cancels the other running jobs, because two trainings at once would
-    halve each other's speed and only the latest slider position matters.
+    `find` answers from a small in-memory cache of recently used models, then from the
+    store on disk. Starting a job cancels the other running jobs, because two trainings
+    at once would halve each other's speed and only the latest request matters.
     """
 
-    def __init__(self, store: ModelStore, max_jobs: int = 4):
+    def __init__(self, store: ModelStore, max_jobs: int = 4, max_models: int = 12):
         self.store = store
         self.max_jobs = max_jobs
+        self.max_models = max_models
         self._jobs: OrderedDict[str, TrainingJob] = OrderedDict()
+        self._models: OrderedDict[str, TrainedModel] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def key(config: SAEConfig, dataset: Dataset, start_from: TrainedModel | None = None) -> str:
+        config = config.with_samples_for(len(dataset))
+        warm = "" if start_from is None else f"|warm:{id(start_from.weights)}"
+        return f"{config.key()}|{dataset.fingerprint}{warm}"
+
+    def _remember(self, key: str, model: TrainedModel) -> None:
+        with self._lock:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+
+    def find(self, config: SAEConfig, dataset: Dataset) -> tuple[TrainedModel | None, str | None]:
+        """Return (model, None) when trained before, else (None, reason the stored one failed)."""
+        key = self.key(config, dataset)
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                return model, None
+        model, problem = self.store.lookup(config, dataset)
+        if model is not None:
+            self._remember(key, model)
+        return model, problem
 
     def get(self, key: str) -> TrainingJob | None:
         with self._lock:
             return self._jobs.get(key)
 
-    def start(self, key: str, config: SAEConfig, dataset: Dataset,
-              start_from: TrainedModel | None = None) -> TrainingJob:
-        """Return the job for key, starting it (and cancelling the others) if needed."""
+    def running(self) -> TrainingJob | None:
+        with self._lock:
+            for job in self._jobs.values():
+                if job.snapshot().state == "running":
+                    return job
+        return None
+
+    def start(self, config: SAEConfig, dataset: Dataset,
+              start_from: TrainedModel | None = None) -> tuple[str, TrainingJob]:
+        """Return (key, job) for the request, starting it and cancelling others if needed."""
+        key = self.key(config, dataset, start_from)
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.snapshot().state in ("running", "done"):
                 self._jobs.move_to_end(key)
-                return job
+                return key, job
             for other in self._jobs.values():
                 other.cancel()
-            job = TrainingJob(self.store, config, dataset, start_from)
+            job = TrainingJob(self.store, config, dataset, start_from,
+                              on_done=lambda model: self._remember(self.key(config, dataset, start_from), model))
             self._jobs[key] = job
             while len(self._jobs) > self.max_jobs:
                 _, oldest = self._jobs.popitem(last=False)
                 oldest.cancel()
-            return job
+            return key, job

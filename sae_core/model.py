@@ -9,6 +9,9 @@ outputs x_hat, is
 
 with rho_hat_j = (1/m) sum_i a_j(x_i), the mean activation of hidden unit j, and
 KL(rho || r) = rho log(rho / r) + (1 - rho) log((1 - rho) / (1 - r)).
+
+TensorFlow is imported on first use of the cost or the Keras model, so code that only
+loads weights and runs the NumPy forward pass (the app's first screen) starts fast.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import N_PIXELS
-from .tf_quiet import keras, tf
 
 COST_TERMS = ("reconstruction", "weight_decay", "sparsity")
 
@@ -101,6 +103,8 @@ def kl_divergence(rho, rho_hat, one_minus_rho_hat):
     1 - rho_hat is passed separately, computed as the mean of sigmoid(-z), because
     1 - mean(sigmoid(z)) is exactly 0 in float32 once every z exceeds about 17.
     """
+    from .tf_quiet import tf
+
     tiny = np.finfo(rho_hat.dtype.as_numpy_dtype).tiny
     rho_hat = tf.maximum(rho_hat, tiny)
     one_minus_rho_hat = tf.maximum(one_minus_rho_hat, tiny)
@@ -116,6 +120,8 @@ def sparse_autoencoder_cost(W1, b1, W2, b2, x, rho, beta, lam):
     the arguments (float32 for training, float64 for the gradient check). `terms` maps
     reconstruction, weight_decay and sparsity to scalars, and mean_activation to rho_hat.
     """
+    from .tf_quiet import tf
+
     m = tf.cast(tf.shape(x)[0], x.dtype)
 
     # Forward pass.
@@ -140,12 +146,14 @@ def sparse_autoencoder_cost(W1, b1, W2, b2, x, rho, beta, lam):
     return total, terms
 
 
-def build_keras_autoencoder(weights: SAEWeights) -> keras.Model:
+def build_keras_autoencoder(weights: SAEWeights):
     """Return a Keras model 784 -> sigmoid(n_hidden) -> sigmoid(784) holding `weights`.
 
     Keras Dense kernels are (inputs, outputs), so the encoder kernel is W1.T and the
     decoder kernel is W2.T. The encoder layer is named "encoder" for reuse in classifiers.
     """
+    from .tf_quiet import keras
+
     inputs = keras.Input(shape=(N_PIXELS,), name="pixels")
     hidden = keras.layers.Dense(weights.n_hidden, activation="sigmoid", name="encoder")(inputs)
     outputs = keras.layers.Dense(N_PIXELS, activation="sigmoid", name="decoder")(hidden)
@@ -155,7 +163,7 @@ def build_keras_autoencoder(weights: SAEWeights) -> keras.Model:
     return model
 
 
-def weights_from_keras(model: keras.Model) -> SAEWeights:
+def weights_from_keras(model) -> SAEWeights:
     """Read SAEWeights back from a model made by build_keras_autoencoder."""
     kernel1, b1 = model.get_layer("encoder").get_weights()
     kernel2, b2 = model.get_layer("decoder").get_weights()

@@ -206,6 +206,9 @@ class ModelStore:
         metrics = dict(result.metrics)
         if start_from is not None:
             metrics["warm_start_from"] = start_from.metrics.get("config")
+        if metrics.get("stop_reason") == "stopped":
+            # Stopped by the caller: not the model this config names, so not stored.
+            return TrainedModel(result.weights, metrics, config.with_samples_for(len(dataset)))
         return self.save(config, dataset, result.weights, metrics, init)
 
 
