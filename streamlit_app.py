@@ -23,7 +23,7 @@ from app.context import AppContext
 from app.inspector import render_inspector
 from app.lab import render_lab
 from sae_core.config import N_PIXELS, ORIGINAL_SPARSITY_TARGETS, SAEConfig
-from sae_core.data import EMBEDDED, KERAS, Dataset, load_dataset
+from sae_core.data import EMBEDDED, KERAS, Dataset, heldout_indices, load_dataset, training_indices
 from sae_core.jobs import JobBoard
 from sae_core.store import ModelStore, TrainedModel
 
@@ -90,14 +90,14 @@ def sidebar() -> tuple[str, dict, bool]:
 
 def samples_slider(n_available: int) -> int:
     return st.sidebar.slider("Training samples", min(100, n_available), n_available, n_available,
-                             key="samples", help="train on the first N digits of the data set")
+                             key="samples", help="train on N digits drawn at random (the same N digits every time)")
 
 
 def make_context(model: TrainedModel, dataset: Dataset, source: str) -> AppContext:
-    n = model.config.n_samples
-    rows = np.arange(len(dataset))
+    n_samples = model.config.n_samples
     return AppContext(model.weights, model.config, dataset, model.metrics, source,
-                      train_indices=rows[:n], heldout_indices=rows[n:])
+                      train_indices=training_indices(len(dataset), n_samples),
+                      heldout_indices=heldout_indices(len(dataset), n_samples))
 
 
 def show_progress(job_key: str) -> None:

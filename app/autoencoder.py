@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.context import AppContext
 from sae_core.config import ORIGINAL_SPARSITY_TARGETS, N_PIXELS
+from sae_core.data import spread_sample
 from sae_core.images import comparison_sheet, feature_mosaic, reconstruction_sheet
 from sae_core.model import reconstruct
 
@@ -41,7 +42,7 @@ def render_metrics(ctx: AppContext) -> None:
 def render_reconstructions(ctx: AppContext) -> None:
     """Digits not used for training when there are any, next to their reconstructions."""
     rows = ctx.heldout_indices if len(ctx.heldout_indices) else ctx.train_indices
-    originals = ctx.dataset.images[rows[:N_SHOWN_DIGITS]]
+    originals = ctx.dataset.images[spread_sample(ctx.dataset.labels, N_SHOWN_DIGITS, rows)]
     sheet = reconstruction_sheet(originals, reconstruct(ctx.weights, originals), n_columns=5, scale=2)
     source = "held-out digits" if len(ctx.heldout_indices) else "training digits"
     st.image(sheet, caption=f"{len(originals)} {source}: original (left) and regenerated (right)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ORIGINAL_SPARSITY_TARGETS, SAEConfig
-from .data import SOURCE_HELP
+from .data import SOURCE_HELP, spread_sample
 
 logger = logging.getLogger("sae_core")
 
@@ -44,7 +44,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=defaults.max_iterations,
                         help="maximum L-BFGS iterations (default %(default)s)")
     parser.add_argument("--samples", type=int, default=None,
-                        help="train on the first N digits (default: all digits of the data set)")
+                        help="train on N digits drawn at random, the same for every run (default: all digits)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed of the weight initialisation (default %(default)s)")
     parser.add_argument("--data", default="embedded", help="data set: " + SOURCE_HELP)
@@ -86,7 +86,7 @@ def write_model_outputs(out: Path, model, dataset, n_digits: int = 100) -> None:
     out.mkdir(parents=True, exist_ok=True)
     save_model_dir(out, model.weights, model.metrics)
     save_png(feature_mosaic(model.weights.W1), out / "w1_mosaic.png")
-    originals = dataset.images[:n_digits]
+    originals = dataset.images[spread_sample(dataset.labels, n_digits)]
     save_png(reconstruction_sheet(originals, reconstruct(model.weights, originals)),
              out / "reconstructions.png")
 
@@ -126,7 +126,7 @@ def run_figures(args: argparse.Namespace) -> int:
     store = ModelStore(args.models)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    originals = dataset.images[:100]
+    originals = dataset.images[spread_sample(dataset.labels, 100)]
     mosaics, captions = [], []
     for rho in ORIGINAL_SPARSITY_TARGETS:
         config = config_from_args(args, sparsity_target=rho)
