@@ -660,3 +660,43 @@ def load_dataset(source: str | os.PathLike = EMBEDDED) -> Dataset:
     if path.is_dir():
         return _load_folder(path)
     return _load_file(path)
+
+
+def training_indices(n_images: int, n_samples: int) -> np.ndarray:
+    """Rows used to train on n_samples of n_images digits, in increasing order.
+
+    Data sets are often sorted by class (the embedded sample is), so a subset is a
+    fixed pseudo-random draw instead of the first rows. The draw does not depend on
+    the config's seed, so models with different seeds see the same digits, and with
+    n_samples == n_images it is every row.
+    """
+    if not 1 <= n_samples <= n_images:
+        raise ValueError(f"n_samples is {n_samples}; choose 1 to {n_images}")
+    if n_samples == n_images:
+        return np.arange(n_images)
+    order = np.random.default_rng(20061).permutation(n_images)
+    return np.sort(order[:n_samples])
+
+
+def heldout_indices(n_images: int, n_samples: int) -> np.ndarray:
+    """The rows that training_indices leaves out, in increasing order."""
+    used = np.zeros(n_images, dtype=bool)
+    used[training_indices(n_images, n_samples)] = True
+    return np.flatnonzero(~used)
+
+
+def spread_sample(labels: np.ndarray, n_digits: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Up to n_digits rows (of `rows`, default all) cycling through the classes 0-9.
+
+    Gives a picture of every class even when the data set is sorted by label.
+    """
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
+    by_class = [rows[labels[rows] == digit] for digit in range(10)]
+    chosen = []
+    for position in range(len(rows)):
+        for members in by_class:
+            if position < len(members) and len(chosen) < n_digits:
+                chosen.append(members[position])
+        if len(chosen) >= n_digits:
+            break
+    return np.array(chosen, dtype=np.int64)
