@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands defined in their own modules."""
-    return []
+    from .lab_cli import add_reconstruct_command
+
+    return [add_reconstruct_command]
 
 
 def main(argv: list[str] | None = None) -> int:

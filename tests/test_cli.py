@@ -103,3 +103,24 @@ def test_cli_process_train_and_figures(tmp_path):
         assert f"reconstructions_rho{rho}.png" in names
     assert "sparsity_comparison.png" in names
     assert len(list((tmp_path / "models").iterdir())) == 4
+
+
+@pytest.mark.slow
+def test_default_training_meets_targets(tmp_path, mnist):
+    """`train --rho 0.1` on all 5,000 embedded digits for 400 iterations, as users run it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = tmp_path / "default"
+    run = subprocess.run(
+        [sys.executable, "-m", "sae_core", "train", "--rho", "0.1", "--log-every", "100", "--out", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1800,
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    with np.load(out / "weights.npz") as weights:
+        expected = _recompute_terms(weights, mnist.images, 0.1, 3.0, 1e-3)
+    for name in ("reconstruction", "weight_decay", "sparsity"):
+        assert metrics[name] == pytest.approx(expected[name], rel=0.01), name
+    assert metrics["samples"] == 5000
+    assert metrics["iterations"] == 400
+    assert abs(metrics["mean_activation"] - 0.1) <= 0.01
+    assert 2 * metrics["reconstruction"] / 784 <= 0.015  # per-pixel mean squared error
