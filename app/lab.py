@@ -17,8 +17,10 @@ ROUTES = ("Draw", "Pick from the data", "Upload")
 CANVAS_SIDE = 280  # canvas pixels; 10 per MNIST pixel
 BRUSH_WIDTH = 20  # about 2 MNIST pixels after the digit is fitted into 20x20
 N_TOP_UNITS = 10
+IMAGE_WIDTH = 196  # screen pixels for a 28x28 digit, 7 per pixel
+TILE_WIDTH = 84
 ANY_CLASS = "any"
-DRAW_HINT = "Draw a digit in the box; it is read when you release the mouse."
+DRAW_HINT = "Draw a digit in the box. It is read when you release the mouse."
 
 
 # Cached computations
@@ -56,6 +58,7 @@ def drawn_input():
     from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit script
 
     version = st.session_state.setdefault("lab_canvas_version", 0)
+    st.caption("Draw one digit with the mouse. The toolbar above the box has undo and redo.")
     result = st_canvas(
         stroke_width=BRUSH_WIDTH,
         stroke_color="#000000",
@@ -71,9 +74,13 @@ def drawn_input():
 
 
 def _pick_digit(pool: np.ndarray, labels: np.ndarray) -> None:
-    print("PICK CALLED", st.session_state.get("lab_pick_class"))
-    wanted = st.session_state.get("lab_pick_class", ANY_CLASS)
-    candidates = pool if wanted == ANY_CLASS else pool[labels[pool] == wanted]
+    """Store a random row of the chosen class, from `pool` when it has one, else from all rows."""
+    chosen_class = st.session_state.get("lab_pick_class", ANY_CLASS)
+    candidates = pool
+    if chosen_class != ANY_CLASS:
+        candidates = pool[labels[pool] == int(chosen_class)]
+        if len(candidates) == 0:
+            candidates = np.flatnonzero(labels == int(chosen_class))
     if len(candidates):
         st.session_state["lab_pick_row"] = int(np.random.default_rng().choice(candidates))
 
@@ -83,18 +90,25 @@ def picked_input(ctx: AppContext) -> tuple[np.ndarray | None, str]:
     pool, pool_name = reference_rows(ctx)
     labels = ctx.dataset.labels
     left, right = st.columns([2, 1], vertical_alignment="bottom")
-    left.selectbox("Class", [ANY_CLASS, *range(10)], key="lab_pick_class",
+    left.selectbox("Class", [ANY_CLASS, *map(str, range(10))], key="lab_pick_class",
                    on_change=_pick_digit, args=(pool, labels))
     right.button("Random digit", key="lab_pick_random", on_click=_pick_digit, args=(pool, labels))
 
+    # Pick again when there is no pick yet or the data set changed under it.
+    chosen_class = st.session_state.get("lab_pick_class", ANY_CLASS)
     row = st.session_state.get("lab_pick_row")
-    if row is None or not 0 <= row < len(ctx.dataset) or row not in set(pool.tolist()):
+    stale = row is None or not 0 <= row < len(ctx.dataset)
+    if stale or (chosen_class != ANY_CLASS and labels[row] != int(chosen_class)):
         _pick_digit(pool, labels)
         row = st.session_state.get("lab_pick_row")
     if row is None:
         return None, ""
-    caption = f"Row {row} of the data, label {labels[row]}, one of the {pool_name}"
-    return ctx.dataset.images[row], caption
+
+    if len(ctx.heldout_indices) and row not in set(ctx.heldout_indices.tolist()):
+        where = "a training digit, because no held-out digit has this label"
+    else:
+        where = f"one of the {pool_name}"
+    return ctx.dataset.images[row], f"Row {row} of the data, label {labels[row]}, {where}"
 
 
 def uploaded_input():
@@ -123,9 +137,11 @@ def render_analysis(ctx: AppContext, pixels: np.ndarray, caption: str) -> None:
     if caption:
         st.caption(caption)
     columns = st.columns(3)
-    columns[0].image(lab_charts.digit_image(analysis.pixels), caption="input x as the model sees it (28×28)")
-    columns[1].image(lab_charts.digit_image(analysis.reconstruction), caption="reconstruction x̂")
-    columns[2].image(lab_charts.difference_image(analysis.difference),
+    columns[0].image(lab_charts.digit_image(analysis.pixels, scale=7), width=IMAGE_WIDTH,
+                     caption="input x as the model sees it (28×28)")
+    columns[1].image(lab_charts.digit_image(analysis.reconstruction, scale=7), width=IMAGE_WIDTH,
+                     caption="reconstruction x̂")
+    columns[2].image(lab_charts.difference_image(analysis.difference, scale=7), width=IMAGE_WIDTH,
                      caption="error x̂ − x: red where ink is added, blue where it is missing")
 
     columns = st.columns([1, 3])
@@ -147,42 +163,47 @@ def render_analysis(ctx: AppContext, pixels: np.ndarray, caption: str) -> None:
     st.altair_chart(lab_charts.activation_chart(analysis.activations, rho, top_units),
                     key="lab_activation_chart")
 
-    st.markdown(f"**W1 filters of the {len(top_units)} most active units**")
+    st.markdown(f"**W1 filters of the {len(top_units)} most active units** (unit j: activation a_j)")
     st.image(
         [lab_charts.weight_image(ctx.weights.W1[unit], scale=3) for unit in top_units],
-        caption=[f"unit {unit}: a = {analysis.activations[unit]:.2f}" for unit in top_units],
+        caption=[f"{unit}: {analysis.activations[unit]:.2f}" for unit in top_units],
+        width=TILE_WIDTH,
     )
 
 
 def render_lab(ctx: AppContext) -> None:
-    """The Digit lab tab."""
+    """Lay out the Digit lab tab: the input route, the input, and its analysis."""
     route = st.radio("Input", ROUTES, key="lab_route", horizontal=True)
-    source, caption = None, ""
+
+    if route == "Pick from the data":
+        pixels, caption = picked_input(ctx)
+        if pixels is None:
+            st.info("The data has no digit of this class; choose another class.")
+            return
+        render_analysis(ctx, pixels, caption)  # already an MNIST digit; no resampling
+        return
+
     if route == "Draw":
         source = drawn_input()
         if source is None:
             st.info(DRAW_HINT)
             return
-    elif route == "Pick from the data":
-        source, caption = picked_input(ctx)
-        if source is None:
-            st.info("The data has no digit of this class; choose another class.")
-            return
+        caption = f"Your drawing, {source.shape[1]} × {source.shape[0]} canvas pixels"
+        blank_hint = DRAW_HINT
     else:
         source = uploaded_input()
         if source is None:
             st.info("Upload an image of a digit to see how the model reads it.")
             return
+        caption = f"Uploaded image, {len(source):,} bytes"
+        blank_hint = "The image is blank; upload one that shows a digit."
 
-    if route == "Pick from the data":
-        pixels = source  # already an MNIST digit; no resampling
-    else:
-        try:
-            pixels = preprocess_digit(source)
-        except NoInkError:
-            st.info(DRAW_HINT if route == "Draw" else "The image is blank; upload one that shows a digit.")
-            return
-        except ImageInputError as error:
-            st.error(str(error))
-            return
+    try:
+        pixels = preprocess_digit(source)
+    except NoInkError:
+        st.info(blank_hint)
+        return
+    except ImageInputError as error:
+        st.error(str(error))
+        return
     render_analysis(ctx, pixels, caption)

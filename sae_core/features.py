@@ -1,7 +1,7 @@
-"""What a trained sparse autoencoder does with digits: its code for one input, each
+"""Statistics of a trained sparse autoencoder on digits: the code of one input, each
 hidden unit's preferred digits and activation statistics, and typical errors.
 
-Activations are the sigmoid outputs a_j of the hidden units, in [0, 1]; rho_hat_j is
+Activations are the sigmoid outputs a_j of the hidden units, in [0, 1]. rho_hat_j is
 their mean over a set of digits, the quantity the sparsity penalty pulls towards rho.
 Reconstruction errors are per-pixel mean squared errors, mean over the 784 pixels of
 (x - x_hat)^2, so they compare across inputs of any kind.
@@ -45,7 +45,7 @@ def weights_digest(weights: SAEWeights) -> str:
 
 @dataclass(frozen=True)
 class DigitAnalysis:
-    """One input digit as the autoencoder sees it; arrays are float32."""
+    """One input digit with its hidden code and reconstruction; arrays are float32."""
 
     pixels: np.ndarray = field(repr=False)  # (784,) the input x
     reconstruction: np.ndarray = field(repr=False)  # (784,) x_hat
@@ -128,15 +128,21 @@ def error_reference(weights: SAEWeights, images: np.ndarray, description: str) -
 
 
 def describe_error(error: float, reference: ErrorReference) -> str:
-    """One sentence comparing an input's error with the errors on real digits."""
+    """Compare an input's error with the errors on real digits, in one sentence."""
     share = reference.percentile(error)
     if reference.is_unusual(error):
         return (
-            f"The error {error:.4f} is higher than for {share:.0f}% of {reference.description}, "
+            f"The error {error:.4f} is higher than for {share:.0f}% of the {reference.description}, "
             "so the model does not read this input as a typical digit."
         )
+    if share < 50.0:
+        return (
+            f"The error {error:.4f} is lower than for {100.0 - share:.0f}% of the "
+            f"{reference.description} (median {reference.median:.4f}), so the model "
+            "reconstructs this input well."
+        )
     return (
-        f"The error {error:.4f} is within the usual range: {share:.0f}% of "
+        f"The error {error:.4f} is in the usual range: {share:.0f}% of the "
         f"{reference.description} have a smaller one (median {reference.median:.4f})."
     )
 
@@ -193,6 +199,6 @@ def top_activating(activations: np.ndarray, unit: int, count: int = 9) -> np.nda
 
 
 def activation_histogram(values: np.ndarray, bins: int = 25) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram of activations on [0, 1]: counts (bins,) and bin edges (bins + 1,)."""
+    """Count activations in equal bins on [0, 1]; returns counts (bins,) and edges (bins + 1,)."""
     counts, edges = np.histogram(np.asarray(values, dtype=np.float64), bins=bins, range=(0.0, 1.0))
     return counts, edges

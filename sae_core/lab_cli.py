@@ -3,8 +3,8 @@
     python -m sae_core reconstruct --model DIR --image FILE --out OUT.png
 
 DIR is a folder written by `train --out` (weights.npz and metrics.json). OUT.png shows
-the input as the model sees it, its reconstruction and the signed error side by side,
-and the per-pixel mean squared error is printed on stdout.
+the preprocessed 28x28 input, its reconstruction and the signed error side by side. The
+per-pixel mean squared error is printed on stdout.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from sae_core.cli import main
+from sae_core.data import training_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "10", "--iterations", "8", "--samples", "300", "--log-every", "4"]
@@ -42,7 +43,7 @@ def test_train_writes_outputs(tmp_path, mnist, caplog):
         assert weights["b1"].shape == (10,)
         assert weights["W2"].shape == (784, 10)
         assert weights["b2"].shape == (784,)
-        expected = _recompute_terms(weights, mnist.images[:300], 0.2, 3.0, 1e-3)
+        expected = _recompute_terms(weights, mnist.images[training_indices(5000, 300)], 0.2, 3.0, 1e-3)
     metrics = json.loads((out / "metrics.json").read_text())
     for name, value in expected.items():
         assert metrics[name] == pytest.approx(value, rel=0.01), name

@@ -6,7 +6,9 @@ compared with the digit it came from.
 
 from __future__ import annotations
 
+import builtins
 import io
+import os
 import struct
 import zlib
 
@@ -234,7 +236,7 @@ def test_light_background_inverted(digit):
 
 
 def test_gray_paper_becomes_black(digit):
-    # Dark gray ink on light gray paper, as in a photo: the paper maps to 0.
+    # Dark gray ink on light gray paper, like a photographed page, so the paper maps to 0.
     gray = Image.fromarray(to_uint8(0.8 - 0.5 * ink_at(digit)))
     out = preprocess_digit(encode(gray, "PNG"))
 
@@ -274,6 +276,17 @@ def test_input_not_mutated(digit):
     preprocess_digit(array)
 
     assert np.array_equal(array, before)
+
+
+def test_bytes_never_touch_disk(kinds, monkeypatch):
+    # Uploads arrive as bytes and must be decoded in memory only.
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"preprocessing opened a file: {args!r}")
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
+    for data in kinds.values():
+        assert preprocess_digit(data).shape == (28, 28)
 
 
 # Placement
