@@ -20,6 +20,7 @@ from app.autoencoder import (
     render_sparsity_comparison,
 )
 from app.context import AppContext
+from app.experiment import render_experiment
 from app.inspector import render_inspector
 from app.lab import render_lab
 from sae_core.config import N_PIXELS, ORIGINAL_SPARSITY_TARGETS, SAEConfig
@@ -35,10 +36,6 @@ WEIGHT_DECAY_CHOICES = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-
 POLL_SECONDS = 0.5
 
 st.set_page_config(page_title="SAE Explorer", layout="wide")
-
-
-def render_experiment(ctx: AppContext) -> None:
-    st.info("The semi-supervised experiment is being built.")
 
 
 @st.cache_resource(show_spinner="Loading digits…", max_entries=3)

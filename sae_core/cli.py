@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands():
     """Commands defined in their own modules."""
     from .lab_cli import add_reconstruct_command
+    from .semisup_cli import add_compare_command
 
-    return [add_reconstruct_command]
+    return [add_reconstruct_command, add_compare_command]
 
 
 def main(argv: list[str] | None = None) -> int:
