@@ -8,7 +8,7 @@ import streamlit as st
 from app.context import AppContext
 from sae_core.config import ORIGINAL_SPARSITY_TARGETS, N_PIXELS
 from sae_core.data import spread_sample
-from sae_core.images import comparison_sheet, feature_mosaic, reconstruction_sheet
+from sae_core.images import feature_mosaic, reconstruction_sheet
 from sae_core.model import reconstruct
 
 N_SHOWN_DIGITS = 50
@@ -55,13 +55,16 @@ def render_feature_mosaic(W1: np.ndarray, caption: str, key: str | None = None) 
 def render_sparsity_comparison(models_by_rho: dict[float, object], ctx: AppContext) -> list[float]:
     """The four rho values of the original experiment side by side; returns missing ones."""
     st.subheader("Four sparsity targets")
-    present = [rho for rho in ORIGINAL_SPARSITY_TARGETS if models_by_rho.get(rho) is not None]
-    missing = [rho for rho in ORIGINAL_SPARSITY_TARGETS if rho not in present]
-    if present:
-        sheet = comparison_sheet(
-            [_mosaic(models_by_rho[rho].weights.W1) for rho in present],
-            [f"ρ = {rho:g}   ρ̂ = {models_by_rho[rho].metrics['mean_activation']:.3f}" for rho in present],
-        )
-        st.image(sheet, caption="First 100 rows of W1 for each sparsity target, with the other "
-                 "settings as in the sidebar", width="stretch")
+    st.caption("First 100 rows of W1 for each sparsity target, with the other settings "
+               "as in the sidebar")
+    missing = []
+    for column, rho in zip(st.columns(len(ORIGINAL_SPARSITY_TARGETS)), ORIGINAL_SPARSITY_TARGETS):
+        model = models_by_rho.get(rho)
+        with column:
+            if model is None:
+                missing.append(rho)
+                st.markdown(f"**ρ = {rho:g}**: not trained yet")
+                continue
+            st.image(_mosaic(model.weights.W1), width="stretch",
+                     caption=f"ρ = {rho:g}, achieved ρ̂ = {model.metrics['mean_activation']:.3f}")
     return missing

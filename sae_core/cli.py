@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -91,12 +92,27 @@ def write_model_outputs(out: Path, model, dataset, n_digits: int = 100) -> None:
              out / "reconstructions.png")
 
 
+def _prepare_out(path: str) -> Path:
+    """Create the output folder before any slow work, so a bad --out fails at once."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"--out {path}: cannot create the folder ({error.strerror}); choose a writable folder"
+        ) from error
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"--out {path}: the folder is not writable; choose another")
+    return out
+
+
 def run_train(args: argparse.Namespace) -> int:
     if args.log_every < 1:
         raise UsageError(f"--log-every is {args.log_every}; it must be >= 1")
     config = config_from_args(args)
     dataset = _load_data(args.data)
     config = config.with_samples_for(len(dataset))
+    out = _prepare_out(args.out)
 
     from .store import TrainedModel
     from .training import train
@@ -105,7 +121,6 @@ def run_train(args: argparse.Namespace) -> int:
     metrics = dict(result.metrics, data_fingerprint=dataset.fingerprint,
                    data_provenance=dataset.provenance)
 
-    out = Path(args.out)
     write_model_outputs(out, TrainedModel(result.weights, metrics, config), dataset)
     logger.info("wrote %s", out)
     print(json.dumps({k: metrics[k] for k in ("cost", "reconstruction", "weight_decay", "sparsity",
@@ -116,22 +131,25 @@ def run_train(args: argparse.Namespace) -> int:
 def run_figures(args: argparse.Namespace) -> int:
     if args.log_every < 1:
         raise UsageError(f"--log-every is {args.log_every}; it must be >= 1")
+    if args.rho != SAEConfig().sparsity_target:
+        raise UsageError("figures trains every rho in 0.01, 0.1, 0.5, 0.8; drop --rho "
+                         "or use 'train --rho' for one value")
     config_from_args(args)  # validate before the slow imports
     dataset = _load_data(args.data)
+    out = _prepare_out(args.out)
 
     from .images import comparison_sheet, feature_mosaic, reconstruction_sheet, save_png
     from .model import reconstruct
     from .store import ModelStore
 
     store = ModelStore(args.models)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     originals = dataset.images[spread_sample(dataset.labels, 100)]
     mosaics, captions = [], []
     for rho in ORIGINAL_SPARSITY_TARGETS:
         config = config_from_args(args, sparsity_target=rho)
-        logger.info("rho=%g: loading or training", rho)
-        model = store.get_or_train(config, dataset, progress=progress_logger(args.log_every))
+        stored, _problem = store.lookup(config, dataset)
+        logger.info("rho=%g: %s", rho, "loading the stored model" if stored else "training")
+        model = stored or store.get_or_train(config, dataset, progress=progress_logger(args.log_every))
         mosaic = feature_mosaic(model.weights.W1)
         save_png(mosaic, out / f"w1_mosaic_rho{rho:g}.png")
         save_png(reconstruction_sheet(originals, reconstruct(model.weights, originals)),

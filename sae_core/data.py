@@ -512,6 +512,7 @@ def _load_keras_cache(path: Path) -> Dataset:
 def _download_with_keras() -> Dataset:
     """Call keras.datasets.mnist.load_data(), which downloads mnist.npz into its cache."""
     try:
+        from . import tf_quiet  # noqa: F401  (imports TensorFlow without its start-up noise)
         import keras.datasets.mnist
     except ImportError as error:
         raise DatasetError(f"Keras is not installed ({error}); {_OTHER_SOURCES}") from error

@@ -125,3 +125,17 @@ def test_default_training_meets_targets(tmp_path, mnist):
     assert metrics["iterations"] == 400
     assert abs(metrics["mean_activation"] - 0.1) <= 0.01
     assert 2 * metrics["reconstruction"] / 784 <= 0.015  # per-pixel mean squared error
+
+
+def test_train_unwritable_out_fails_early(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    caplog.set_level("INFO")
+    assert main(["train", *TINY, "--out", str(blocker / "run")]) == 2
+    assert "iteration" not in caplog.text  # rejected before training
+    assert blocker.read_text() == "not a folder"
+
+
+def test_figures_rejects_rho(capsys):
+    assert main(["figures", "--rho", "0.3", "--out", "unused"]) == 2
+    assert "figures trains every rho" in capsys.readouterr().err
