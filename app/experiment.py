@@ -101,6 +101,10 @@ def _pretrainer(settings: ComparisonSettings):
     return pretrain
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 # Layout parts
 
 
@@ -142,13 +146,13 @@ def _settings_widgets(ctx: AppContext) -> ComparisonSettings | None:
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
         return None
-    seconds = semisup.estimate_seconds(settings, len(ctx.dataset))
-    duration = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    low, high = semisup.estimate_range_seconds(settings, len(ctx.dataset))
     st.caption(
         f"Autoencoder: ρ = {settings.sparsity_target:g}; β = {settings.sparsity_weight:g}, "
         f"λ = {settings.weight_decay:g}, {settings.n_hidden} hidden units and "
-        f"{settings.max_iterations} iterations from the sidebar. Estimated run time on an "
-        f"idle 2-core CPU: about {duration}.")
+        f"{settings.max_iterations} iterations from the sidebar. Estimated run time: about "
+        f"{_duration(low)} on an idle 2-core CPU, up to {_duration(high)} on a busy one "
+        f"(for example while the Autoencoder tab trains).")
     return settings
 
 
@@ -187,9 +191,10 @@ def _summary_tables(result: ComparisonResult) -> None:
                     "mean": f"{e['mean']:+.2%}", "95% CI": interval(e),
                     "higher in": f"{e['wins']} of {e['n_seeds']} seeds"}
                    for e in result.summary["differences"] if e["labels_per_class"] == budget]
-    left, right = st.columns(2)
-    left.dataframe(arms, hide_index=True, key="experiment_arms_table")
-    right.dataframe(differences, hide_index=True, key="experiment_differences_table")
+    # Full width, one above the other: side by side, the last columns were cut off.
+    st.dataframe(arms, hide_index=True, width="stretch", key="experiment_arms_table")
+    st.dataframe(differences, hide_index=True, width="stretch",
+                 key="experiment_differences_table")
 
 
 def _render_result(result: ComparisonResult) -> None:
@@ -257,6 +262,9 @@ def render_experiment(ctx: AppContext) -> None:
     if running:
         right.button("Cancel", key="experiment_cancel", on_click=job.cancel)
         _progress_panel(key)
+    elif stored is not None:
+        right.caption("These settings have a stored result, shown below; change a setting "
+                      "to run again.")
 
     if stored is not None:
         st.session_state["experiment_shown"] = stored

@@ -347,8 +347,13 @@ def fit_lbfgs(model, x: np.ndarray, y: np.ndarray, max_iterations: int,
 
 
 def confusion_matrix(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Counts (10, 10) of true class (rows) against the model's prediction (columns)."""
-    predicted = np.argmax(model.predict(x, batch_size=len(x), verbose=0), axis=1)
+    """Counts (10, 10) of true class (rows) against the model's prediction (columns).
+
+    The model is called eagerly: model.predict would trace a new predict function for
+    every classifier, and TensorFlow warns about that retracing on stderr.
+    """
+    probabilities = np.asarray(model(np.asarray(x, dtype=np.float32), training=False))  # (m, 10)
+    predicted = np.argmax(probabilities, axis=1)
     pairs = np.asarray(y, dtype=np.int64) * N_CLASSES + predicted
     return np.bincount(pairs, minlength=N_CLASSES * N_CLASSES).reshape(N_CLASSES, N_CLASSES)
 
@@ -482,8 +487,20 @@ def _stage_weights(settings: ComparisonSettings, n_images: int) -> list[float]:
 
 
 def estimate_seconds(settings: ComparisonSettings, n_images: int) -> float:
-    """Estimate the run time in seconds on a 2-core CPU, as the progress bar does."""
+    """Estimate the run time in seconds on an idle 2-core CPU, as the progress bar does."""
     return float(sum(_stage_weights(settings, n_images)))
+
+
+# NOTE: a single measurement sets this factor. On a 2-core CPU with a load average
+# of about 3, and with the app showing progress, a run took 3.4 times estimate_seconds
+# (116 s against 34 s).
+BUSY_MACHINE_FACTOR = 3.5
+
+
+def estimate_range_seconds(settings: ComparisonSettings, n_images: int) -> tuple[float, float]:
+    """Estimate the run time as (low, high) seconds: an idle 2-core CPU, then a busy one."""
+    low = estimate_seconds(settings, n_images)
+    return low, low * BUSY_MACHINE_FACTOR
 
 
 def train_autoencoder(config: SAEConfig, data: Dataset, progress=None) -> SAEWeights:
@@ -511,7 +528,7 @@ class ComparisonResult:
 def _pretrain(settings, tracker, pretrainer, data: Dataset, seed: int, label: str) -> tuple[SAEWeights, dict]:
     config = settings.autoencoder_config(len(data), seed)
     tracker.start(f"seed {seed}: pretraining the autoencoder on {label}")
-    logger.info("seed %d: pretraining on %s (%d digits)", seed, label, len(data))
+    logger.info("seed %d: pretraining on %s", seed, label)
 
     def on_progress(progress) -> None:
         tracker.update(progress.iteration / progress.max_iterations,
@@ -547,7 +564,8 @@ def run_comparison(settings: ComparisonSettings, dataset: Dataset,
     for seed in settings.seeds:
         shared = None
         if settings.pretrain_on == "all":
-            shared, record = _pretrain(settings, tracker, pretrainer, dataset, seed, "all digits")
+            shared, record = _pretrain(settings, tracker, pretrainer, dataset, seed,
+                                       f"all {len(dataset)} digits")
             pretraining.append(record | {"labels_per_class": None})
 
         for budget in settings.budgets:

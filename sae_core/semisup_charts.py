@@ -9,7 +9,6 @@ renders offline.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import altair as alt
@@ -109,15 +108,19 @@ def difference_chart(summary_differences: list[dict], rows: list[dict],
     )
 
 
-def comparison_chart(result: ComparisonResult) -> alt.HConcatChart:
-    """Build the headline chart: arms with intervals beside the paired differences."""
+def comparison_chart(result: ComparisonResult) -> alt.VConcatChart:
+    """Build the headline chart: arms with intervals above the paired differences.
+
+    The two parts are stacked, because side by side they are wider than the app's
+    main column.
+    """
     budget = result.settings.labels_per_class
     pretrained_on = PRETRAIN_TITLES[result.settings.pretrain_on]
-    return alt.hconcat(
+    return alt.vconcat(
         arms_chart(result.summary["arms"], result.rows, budget),
         difference_chart(result.summary["differences"], result.rows, budget),
         spacing=30,
-    ).resolve_scale(y="independent").properties(
+    ).resolve_scale(x="independent", y="independent").properties(
         title=alt.Title(f"Autoencoder pretrained on {pretrained_on}", anchor="start", fontSize=15))
 
 
@@ -196,11 +199,8 @@ def curves_chart(loss_rows: list[dict], accuracy_rows: list[dict]) -> alt.HConca
     """Training loss (log scale) and remainder accuracy against L-BFGS iteration."""
     losses = _thin(pd.DataFrame(loss_rows))
     accuracies = pd.DataFrame(accuracy_rows)
-    # Start the accuracy axis near the lowest value after the first checkpoint: the
-    # starting points (chance level for random weights) would squash the rest, so they
-    # are clamped to the axis floor.
-    trained = accuracies.loc[accuracies["iteration"] > 0, "accuracy"]
-    floor = math.floor(20 * float(trained.min())) / 20 if len(trained) else 0.0
+    # The axis starts at 0, so the starting points (near chance, 10%, for random
+    # weights) are drawn at their true height.
     iteration = alt.X("iteration:Q", title="L-BFGS iteration")
     loss = alt.Chart(losses).mark_line(opacity=0.7, strokeWidth=1.2).encode(
         x=iteration, y=alt.Y("loss:Q", title="training objective (log scale)", scale=alt.Scale(type="log")),
@@ -209,7 +209,7 @@ def curves_chart(loss_rows: list[dict], accuracy_rows: list[dict]) -> alt.HConca
     ).properties(width=360, height=240, title="Training objective")
     accuracy = alt.Chart(accuracies).mark_line(opacity=0.7, strokeWidth=1.2).encode(
         x=iteration, y=alt.Y("accuracy:Q", title="accuracy on the unlabelled remainder",
-                             scale=alt.Scale(domain=[floor, 1.0], clamp=True), axis=alt.Axis(format=".0%")),
+                             scale=alt.Scale(domain=[0.0, 1.0]), axis=alt.Axis(format=".0%")),
         color=_arm_color(), detail="seed:N",
         tooltip=["arm", "seed", "iteration", alt.Tooltip("accuracy:Q", format=".2%")],
     ).properties(width=360, height=240,

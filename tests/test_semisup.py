@@ -243,6 +243,7 @@ def test_pipeline_tables_for_charts(tiny_run):
 
     charts = result_charts(result)
     assert set(charts) == {"comparison", "sweep", "per_class", "confusion", "curves"}
+    assert "vconcat" in charts["comparison"].to_dict()  # stacked to fit the app's column
     for chart in charts.values():
         assert chart.to_dict()  # a valid Vega-Lite spec
 
@@ -287,6 +288,25 @@ def test_corrupt_result_is_ignored(tiny_run, tmp_path, mnist, caplog):
         semisup.load_result(path)
 
 
+def test_estimate_range_brackets_estimate():
+    settings = ComparisonSettings(labels_per_class=20, n_seeds=2)
+    low, high = semisup.estimate_range_seconds(settings, 5000)
+    assert low == pytest.approx(semisup.estimate_seconds(settings, 5000))
+    assert high >= 3 * low
+
+
+def test_curves_chart_axis_starts_at_zero():
+    from sae_core.semisup_charts import curves_chart
+
+    losses = [{"arm": "random_init", "seed": 0, "iteration": i, "loss": 2.0 / (i + 1)} for i in range(3)]
+    accuracies = [{"arm": "random_init", "seed": 0, "iteration": 0, "accuracy": 0.08},
+                  {"arm": "random_init", "seed": 0, "iteration": 2, "accuracy": 0.8}]
+    accuracy_view = curves_chart(losses, accuracies).to_dict()["hconcat"][1]
+    scale = accuracy_view["encoding"]["y"]["scale"]
+    assert scale["domain"] == [0.0, 1.0]
+    assert not scale.get("clamp", False)
+
+
 def test_job_cancel_stops_the_run(mnist, tmp_path):
     settings = ComparisonSettings(labels_per_class=3, n_seeds=2, n_hidden=8, max_iterations=200)
     job = semisup.ComparisonJob(settings, mnist, semisup.ResultStore(tmp_path))
@@ -300,7 +320,8 @@ def test_job_cancel_stops_the_run(mnist, tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_command_writes_outputs(tmp_path, capsys):
+def test_compare_command_writes_outputs(tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
     out = tmp_path / "compare"
     assert main(["compare", *TINY_CLI, "--sweep", "2", "--out", str(out)]) == 0
     lines = (out / "results.csv").read_text().splitlines()
@@ -314,8 +335,12 @@ def test_compare_command_writes_outputs(tmp_path, capsys):
         with Image.open(out / f"{name}.png") as image:
             assert image.format == "PNG", name
             assert image.size[0] > 300, name
-    printed = capsys.readouterr().out
-    assert "fine_tuned - random_init" in printed
+    captured = capsys.readouterr()
+    assert "fine_tuned - random_init" in captured.out
+    assert "retracing" not in captured.err
+    assert "retracing" not in caplog.text
+    assert "pretraining on the 30 labelled digits" in caplog.text
+    assert "(30 digits)" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -392,8 +417,12 @@ def test_app_tab_runs_and_keeps_results(tmp_path, monkeypatch):
     assert any("other settings" in caption.value for caption in at.caption)
     assert not at.button(key="experiment_run").disabled
 
-    # Back to the stored settings: shown from disk, and the run button is disabled.
+    assert not any("stored result" in caption.value for caption in at.caption)
+
+    # Back to the stored settings: shown from disk, and the run button is disabled
+    # with a caption that says why.
     at.number_input(key="experiment_seeds").set_value(2).run()
     assert at.button(key="experiment_run").disabled
+    assert any("stored result" in caption.value for caption in at.caption)
     assert not any("other settings" in caption.value for caption in at.caption)
 
