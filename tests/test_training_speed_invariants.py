@@ -1,8 +1,9 @@
 """What keeps training fast, checked without timing anything.
 
-The hand-written gradient must equal GradientTape's gradient of the model's cost, each
-L-BFGS evaluation must be one call of one traced function (progress reports reuse its
-cost terms), new configs must not retrace it, and a seed must give the same weights.
+The hand-written gradient must equal GradientTape's gradient of the model's cost. Each
+L-BFGS evaluation must be one call of one traced function, because progress reports
+reuse its cost terms. New configs must not retrace it, and a seed must give the same
+weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from sae_core import training
 from sae_core.config import SAEConfig
+from sae_core.data import training_indices
 from sae_core.model import initial_weights, sparse_autoencoder_cost
 from sae_core.tf_quiet import tf
 from sae_core.training import flatten, make_objective, train
@@ -66,7 +68,8 @@ def test_hand_gradient_with_saturated_units():
     flat[3 * 784:3 * 784 + 3] = [20.0, 40.0, -40.0]  # b1
     cost, gradient = make_objective(images, config, dtype=tf.float64)[0](flat)
     tape_cost, tape_grad = tape_gradient(flat, images, config)
-    assert np.isfinite(cost) and np.all(np.isfinite(gradient))
+    assert np.isfinite(cost)
+    assert np.all(np.isfinite(gradient))
     np.testing.assert_allclose(gradient, tape_grad, rtol=1e-9, atol=1e-12)
 
 
@@ -103,7 +106,8 @@ def test_progress_terms_match_a_fresh_evaluation(mnist):
     reports = []
     config = SAEConfig(n_hidden=10, max_iterations=12, n_samples=200)
     result = train(config, mnist.images, progress=reports.append, term_every=4)
-    _, evaluate_terms = make_objective(mnist.images[:200], config)
+    rows = training_indices(len(mnist.images), 200)
+    _, evaluate_terms = make_objective(mnist.images[rows], config)
 
     assert [report.iteration for report in reports] == [4, 8, 12]
     for report in reports:
