@@ -20,7 +20,7 @@ def _mosaic(W1: np.ndarray) -> np.ndarray:
 
 
 def render_metrics(ctx: AppContext) -> None:
-    """The three cost terms, the achieved mean activation against rho, the pixel error."""
+    """Show the three cost terms, the mean activation against rho and the pixel error."""
     metrics = ctx.metrics
     rho = ctx.config.sparsity_target
     per_pixel_mse = 2.0 * metrics["reconstruction"] / N_PIXELS
@@ -48,7 +48,7 @@ def render_reconstructions(ctx: AppContext) -> None:
     st.image(sheet, caption=f"{len(originals)} {source}: original (left) and regenerated (right)")
 
 
-def render_feature_mosaic(W1: np.ndarray, caption: str, key: str | None = None) -> None:
+def render_feature_mosaic(W1: np.ndarray, caption: str) -> None:
     st.image(_mosaic(W1), caption=caption, width="stretch")
 
 

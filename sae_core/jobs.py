@@ -105,7 +105,7 @@ class TrainingJob:
 class JobBoard:
     """The models and training jobs of one app process, both bounded in number.
 
-    `find` answers from a small in-memory cache of recently used models, then from the
+    `find` looks in a small in-memory cache of recently used models, then in the
     store on disk. Starting a job cancels the other running jobs, because two trainings
     at once would halve each other's speed and only the latest request matters.
     """
