@@ -247,7 +247,7 @@ def report(results: dict) -> str:
         growth <= 1.2)
 
     lines = [
-        f"SAE Explorer app benchmark, {results['date']}",
+        f"SAE Explorer app benchmark, {results['date']}: streamlit run {results['app']}",
         f"machine: {results['cpu']}, {os.cpu_count()} cores; load average {results['load']} at the start",
         "",
         *rows,
@@ -284,11 +284,16 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--retrains", type=int, default=20, help="small retrains for the memory reading")
     parser.add_argument("--keep-log", help="copy the server's log to this file")
+    parser.add_argument("--app", default="streamlit_app.py",
+                        help="script to serve, relative to the repository (default: streamlit_app.py)")
+    parser.add_argument("--streamlit-arg", action="append", default=[],
+                        help="extra argument for `streamlit run`, e.g. --streamlit-arg=--runner.postScriptGC=false")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
     results = {
+        "app": " ".join([args.app, *args.streamlit_arg]),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu": cpu_model(),
         "load": " ".join(f"{value:.1f}" for value in os.getloadavg()),
     }
@@ -310,9 +315,10 @@ def main() -> int:
         started = time.perf_counter()
         with open(log_path, "w") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+                [sys.executable, "-m", "streamlit", "run", args.app,
                  "--server.port", str(port), "--server.address", "127.0.0.1",
-                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                 *args.streamlit_arg],
                 cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
             )
         try:
