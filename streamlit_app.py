@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import streamlit.runtime.scriptrunner.script_runner as streamlit_script_runner
 
 from app.autoencoder import (
     render_feature_mosaic,
@@ -33,10 +35,14 @@ SHIPPED_MODELS = HERE / "models"
 # Where the app saves models it trains; SAE_EXPLORER_MODELS moves it (tests use a temp dir).
 USER_MODELS = Path(os.environ.get("SAE_EXPLORER_MODELS", SHIPPED_MODELS))
 WEIGHT_DECAY_CHOICES = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
-# Streamlit calls keras.backend.clear_session() after every script or fragment run when
-# Keras is imported, which slowed a background training by about 1.5x at one poll per
-# 0.5 s. NOTE: one poll per second halves that cost; the mosaic still refreshes each second.
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
+
+# Streamlit 1.67 calls keras.backend.clear_session() after every script and fragment run
+# once Keras is imported. That clears TensorFlow's kernel cache under the background
+# training thread, which then ran many times slower while the page polled it. The app
+# keeps no Keras state between runs, so the clean-up is switched off. NOTE: this
+# replaces a private Streamlit function; tests/test_app.py checks that it still exists.
+streamlit_script_runner._clean_problem_modules = lambda: None
 
 st.set_page_config(page_title="SAE Explorer", layout="wide")
 
@@ -44,6 +50,14 @@ st.set_page_config(page_title="SAE Explorer", layout="wide")
 @st.cache_resource(show_spinner="Loading digits…", max_entries=3)
 def get_dataset(source: str) -> Dataset:
     return load_dataset(source)
+
+
+@st.cache_resource
+def start_warm_up() -> None:
+    """Import TensorFlow and trace the training function once, in the background."""
+    from sae_core.training import warm_up
+
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
 
 
 @st.cache_resource
@@ -176,6 +190,7 @@ def main() -> None:
     except ValueError as error:
         st.error(f"Invalid setting: {error}")
         st.stop()
+    start_warm_up()
     st.caption(f"Data: {dataset.provenance} · {len(dataset):,} digits, "
                f"{config.n_samples:,} used for training")
 

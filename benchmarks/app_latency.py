@@ -223,14 +223,14 @@ def report(results: dict) -> str:
     rows = []
 
     def row(measure, value, unit, goal, ok):
-        rows.append(f"{measure:<66}{value:>9.2f} {unit:<3} {goal:<10}{verdict(ok)}")
+        rows.append(f"{measure:<72}{value:>9.2f} {unit:<3} {goal:<10}{verdict(ok)}")
 
     row("cold start: server start to first complete screen", results["cold_start"], "s", "<= 10 s",
         results["cold_start"] <= 10)
-    for name, label in (("first_retrain", "random start, first training in the process"),
+    for name, label in (("first_retrain", "random start, first in the process"),
                         ("retrain", "random start"), ("warm_retrain", "warm start")):
         run = results[name]
-        row(f"release -> first W1 mosaic of the new training ({label})", run["first_mosaic"], "s",
+        row(f"release -> first training mosaic ({label})", run["first_mosaic"], "s",
             "<= 1 s", run["first_mosaic"] <= 1)
     headless = results["headless_seconds"]
     for name, label in (("retrain", "random start"), ("warm_retrain", "warm start")):
@@ -263,7 +263,7 @@ def report(results: dict) -> str:
     lines += [
         f"  headless train() of the same config in a fresh process: {headless:.1f} s",
         "  trained before, each: " + ", ".join(f"{value:.2f} s" for value in shown),
-        f"  RSS after each retrain (MiB): " + ", ".join(f"{value:.0f}" for value in memory["readings"]),
+        "  RSS after each retrain (MiB): " + ", ".join(f"{value:.0f}" for value in memory["readings"]),
         f"  small config for the retrains: {memory['small_config']['samples']} samples, "
         f"{memory['small_config']['iterations']} iterations",
     ]
