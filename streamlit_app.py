@@ -32,7 +32,7 @@ from sae_core.store import ModelStore, TrainedModel
 
 HERE = Path(__file__).resolve().parent
 SHIPPED_MODELS = HERE / "models"
-# Where the app saves models it trains; SAE_EXPLORER_MODELS moves it (tests use a temp dir).
+# Folder for the models the app trains; SAE_EXPLORER_MODELS moves it (tests use a temp dir).
 USER_MODELS = Path(os.environ.get("SAE_EXPLORER_MODELS", SHIPPED_MODELS))
 WEIGHT_DECAY_CHOICES = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 POLL_SECONDS = 0.5
@@ -140,7 +140,7 @@ def show_progress(job_key: str) -> None:
 
 
 def request_model(config: SAEConfig, dataset: Dataset, warm: bool) -> tuple[TrainedModel | None, str | None]:
-    """The model for the sliders, or (None, key of the job now training it)."""
+    """Return the model for the sliders, or (None, key of the job now training it)."""
     board = get_job_board()
     model, problem = board.find(config, dataset)
     if problem:

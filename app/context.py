@@ -1,4 +1,4 @@
-"""What every tab of the app receives: the model on screen and the data it came from."""
+"""The context every tab of the app receives: the model on screen and its data."""
 
 from __future__ import annotations
 

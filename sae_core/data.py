@@ -58,7 +58,7 @@ _OTHER_SOURCES = (
 
 
 class DatasetError(ValueError):
-    """A data set could not be found or read; the message says which file and why."""
+    """A data set could not be found or read. The message names the file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -680,7 +680,7 @@ def training_indices(n_images: int, n_samples: int) -> np.ndarray:
 
 
 def heldout_indices(n_images: int, n_samples: int) -> np.ndarray:
-    """The rows that training_indices leaves out, in increasing order."""
+    """Return the rows that training_indices leaves out, in increasing order."""
     used = np.zeros(n_images, dtype=bool)
     used[training_indices(n_images, n_samples)] = True
     return np.flatnonzero(~used)

@@ -47,7 +47,7 @@ def tile_grid(rows: np.ndarray, n_columns: int, scale: int = 1) -> np.ndarray:
 
 
 def feature_mosaic(W1: np.ndarray, n_features: int = 100, n_columns: int = 10, scale: int = 2) -> np.ndarray:
-    """The first n_features rows of W1 as 28x28 tiles, each contrast-stretched on its own."""
+    """Draw the first n_features rows of W1 as 28x28 tiles, each contrast-stretched on its own."""
     rows = np.asarray(W1)[:n_features]
     return tile_grid(scale_each_tile(rows), n_columns, scale)
 

@@ -83,7 +83,7 @@ def load_model_dir(directory: str | os.PathLike) -> tuple[SAEWeights, dict]:
         raise StoreError(f"model folder {directory} does not exist; train one with "
                          "'python -m sae_core train --out DIR'")
     if not weights_path.is_file():
-        raise StoreError(f"{weights_path} is missing; the folder holds no trained model")
+        raise StoreError(f"{weights_path} is missing; the folder contains no trained model; train one with 'python -m sae_core train --out DIR'")
 
     try:
         with np.load(weights_path, allow_pickle=False) as arrays:
@@ -116,7 +116,7 @@ def load_model_dir(directory: str | os.PathLike) -> tuple[SAEWeights, dict]:
 
 
 def model_folder_name(config: SAEConfig, data_fingerprint: str, init: str = "") -> str:
-    """A readable folder name that identifies the config, the data and the initialisation."""
+    """Return a readable folder name for the config, the data and the initialisation."""
     name = (
         f"rho{config.sparsity_target:g}_beta{config.sparsity_weight:g}"
         f"_lambda{config.weight_decay:g}_h{config.n_hidden}_it{config.max_iterations}"

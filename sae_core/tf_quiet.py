@@ -1,7 +1,7 @@
 """Import TensorFlow and Keras without their C++ start-up messages on stderr.
 
 TensorFlow 2.21 prints absl log lines (oneDNN notice, missing CUDA driver) while it
-loads, whatever TF_CPP_MIN_LOG_LEVEL says. They are noise for the CLI's one-line
+loads, whatever TF_CPP_MIN_LOG_LEVEL is set to. They are noise for the CLI's one-line
 errors and progress lines, so file descriptor 2 points to /dev/null during the import
 and the first device query. Setting SAE_EXPLORER_TF_LOGS=1 keeps them.
 """

@@ -39,7 +39,8 @@ def test_train_writes_outputs(tmp_path, mnist, caplog):
     out = tmp_path / "run"
     assert main(["train", *TINY, "--rho", "0.2", "--out", str(out)]) == 0
     with np.load(out / "weights.npz") as weights:
-        assert weights["W1"].shape == (10, 784) and weights["W1"].dtype == np.float32
+        assert weights["W1"].shape == (10, 784)
+        assert weights["W1"].dtype == np.float32
         assert weights["b1"].shape == (10,)
         assert weights["W2"].shape == (784, 10)
         assert weights["b2"].shape == (784,)

@@ -45,4 +45,5 @@ def test_shipped_default_model_quality(mnist):
         assert model.metrics[name] == pytest.approx(value, rel=0.01), name
     assert abs(model.metrics["mean_activation"] - 0.1) <= 0.01
     assert np.mean((x - x_hat) ** 2) <= 0.015
-    assert a.shape == (len(x), 200) and x_hat.shape == (len(x), N_PIXELS)
+    assert a.shape == (len(x), 200)
+    assert x_hat.shape == (len(x), N_PIXELS)

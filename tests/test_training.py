@@ -52,7 +52,8 @@ def test_progress_reports_each_iteration(mnist):
     assert [p.iteration for p in seen] == list(range(1, 26))
     line = seen[-1].line()
     assert line.startswith("iteration 25/25 cost=")
-    assert "reconstruction=" in line and "weight_decay=" in line and "sparsity=" in line
+    for name in ("reconstruction=", "weight_decay=", "sparsity="):
+        assert name in line
     assert seen[-1].weights().W1.shape == (12, 784)
 
 
